@@ -1,0 +1,17 @@
+"""Settings for the test suite: the real settings with a fast hasher and no local .env."""
+
+import os
+
+os.environ["VBIP_DOTENV"] = "0"
+os.environ.setdefault("SECRET_KEY", "test-suite-only-not-secret")
+os.environ.setdefault("DEBUG", "false")
+
+from vbip_project.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+WHITENOISE_USE_FINDERS = True
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+REST_FRAMEWORK = {**REST_FRAMEWORK}  # noqa: F405
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"anon": "1000/minute", "user": "100000/minute"}
