@@ -7,6 +7,7 @@ from . import views
 
 api_v1 = [
     path("", include("errorcodes.api.urls")),
+    path("", include("incidents.api.urls")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,3 @@
+"""URL patterns for this part of the incidents API; mounted by incidents/api/urls.py."""
+
+urlpatterns = []
