@@ -316,7 +316,7 @@ class Incident(models.Model):
         """Move to `target` under a row lock, write the event, and return the fresh incident."""
         with transaction.atomic():
             locked = type(self).objects.select_for_update().get(pk=self.pk)
-            if target != locked.state and target not in TRANSITIONS.get(locked.state, set()):
+            if target not in TRANSITIONS.get(locked.state, set()):
                 raise InvalidTransition(locked.state, target)
             before = {"state": locked.state, **{k: _jsonable(getattr(locked, k)) for k in changes}}
             locked.state = target

@@ -180,7 +180,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "incidents:list"
+LOGOUT_REDIRECT_URL = "login"
 
 # Internationalisation: English and Korean ship; Korean teams are the main users.
 LANGUAGE_CODE = env_str("LANGUAGE_CODE", "en")
@@ -283,5 +285,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# NetBackup REST polling
+NETBACKUP_POLL_INTERVAL_SECONDS = env_int("NETBACKUP_POLL_INTERVAL_SECONDS", 300, minimum=10)
+NETBACKUP_HTTP_TIMEOUT_SECONDS = env_int("NETBACKUP_HTTP_TIMEOUT_SECONDS", 30, minimum=1)
 
 VBIP_VERSION = "0.1.0"

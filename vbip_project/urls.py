@@ -11,7 +11,9 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("", RedirectView.as_view(pattern_name="incidents:list", permanent=False)),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("incidents/", include("incidents.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/health/", views.health, name="health"),

@@ -1,3 +1,10 @@
-"""URL patterns for this part of the incidents API; mounted by incidents/api/urls.py."""
+"""URL patterns for the incidents endpoints; mounted by incidents/api/urls.py."""
 
-urlpatterns = []
+from rest_framework.routers import SimpleRouter
+
+from .incident_views import IncidentViewSet
+
+router = SimpleRouter()
+router.register("incidents", IncidentViewSet, basename="incident")
+
+urlpatterns = router.urls
