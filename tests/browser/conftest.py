@@ -16,6 +16,8 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 @pytest.fixture(scope="session")
 def browser():
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
+        if os.environ.get("VBIP_REQUIRE_BROWSER"):
+            pytest.fail(f"Chromium not found at {CHROMIUM}, and VBIP_REQUIRE_BROWSER is set (CI)")
         pytest.skip(f"Chromium not found at {CHROMIUM} (install Debian's 'chromium' package; CI does)")
     try:
         from playwright.sync_api import sync_playwright
