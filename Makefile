@@ -57,7 +57,7 @@ setup: install .env
 run: setup
 	@echo "Serving http://$(HOST):$(PORT)/admin/ with a background worker (Ctrl-C stops both)"
 	@trap 'kill 0' EXIT; \
-	$(PY) manage.py db_worker --interval 1 & \
+	$(PY) manage.py db_worker --interval 1 --no-reload & \
 	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
 test: install-dev

@@ -1,5 +1,6 @@
 """API permission building blocks shared by every app."""
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import permissions
 
 from vbip_project.accounts import roles
@@ -19,21 +20,25 @@ def is_curator(user) -> bool:
 
 
 class TokenScopePermission(permissions.BasePermission):
-    """Read-only tokens may only read."""
+    """Read-only tokens may only read.
 
-    message = "This API token is read-only."
+    A view that answers a POST without changing anything (a calculation such as
+    classifying a message) sets `writes_nothing = True` so read-only tokens may use it.
+    """
+
+    message = _("This API token is read-only.")
 
     def has_permission(self, request, view):
         token = request.auth
         if isinstance(token, ApiToken) and token.read_only:
-            return request.method in permissions.SAFE_METHODS
+            return request.method in permissions.SAFE_METHODS or bool(getattr(view, "writes_nothing", False))
         return True
 
 
 class IsCuratorOrReadOnly(permissions.BasePermission):
     """Anyone signed in reads; curators (and staff) write."""
 
-    message = "Only curators may change the knowledge base."
+    message = _("Only curators may change the knowledge base.")
 
     def has_permission(self, request, view):
         if request.method in permissions.SAFE_METHODS:
@@ -42,7 +47,26 @@ class IsCuratorOrReadOnly(permissions.BasePermission):
 
 
 class IsCurator(permissions.BasePermission):
-    message = "Only curators or staff may do this."
+    message = _("Only curators or staff may do this.")
 
     def has_permission(self, request, view):
         return is_curator(request.user)
+
+
+class KnowledgeBasePermission(permissions.BasePermission):
+    """Reading the status-code knowledge base needs its view permission (every role has it);
+    changing it needs a curator. A view that only calculates (`writes_nothing`) counts as reading."""
+
+    message = _("Only curators may change the knowledge base.")
+    read_permission = "errorcodes.view_statuscode"
+
+    def has_permission(self, request, view):
+        user = request.user
+        if not user or not user.is_authenticated:
+            return False
+        if request.method in permissions.SAFE_METHODS or getattr(view, "writes_nothing", False):
+            if is_curator(user) or user.has_perm(self.read_permission):
+                return True
+            self.message = _("You have no permission to read the status-code knowledge base.")
+            return False
+        return is_curator(user)

@@ -1,9 +1,10 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import metrics, views
+from .api import api_not_found
 
 api_v1 = [
     path("", include("errorcodes.api.urls")),
@@ -21,4 +22,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
+    re_path(r"^api/", api_not_found),  # JSON 404 for unknown API paths, not the HTML page
 ]
