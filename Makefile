@@ -52,6 +52,7 @@ setup: install .env
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_catalog
 	$(PY) manage.py ensure_admin
+	$(PY) manage.py poll_netbackup --schedule
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 
 run: setup
