@@ -50,6 +50,16 @@ def api_client_for(user=None, *, read_only=False) -> APIClient:
     return client
 
 
+@pytest.fixture(autouse=True)
+def _reset_language():
+    """A request in Korean leaves the thread's language active; start and end every test in English."""
+    from django.utils import translation
+
+    translation.activate("en")
+    yield
+    translation.activate("en")
+
+
 @pytest.fixture
 def curator(db):
     return make_user("curator", role=roles.CURATORS)

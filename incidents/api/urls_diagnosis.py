@@ -1,3 +1,9 @@
 """URL patterns for this part of the incidents API; mounted by incidents/api/urls.py."""
 
-urlpatterns = []
+from django.urls import path
+
+from .diagnosis_views import DiagnoseView
+
+urlpatterns = [
+    path("diagnose/", DiagnoseView.as_view(), name="diagnose"),
+]
