@@ -12,6 +12,9 @@ from .choices import TRANSITIONS, IncidentState, JobSource, ResolutionMethod, Ti
 
 RECURRENCE_WINDOW = timedelta(hours=24)
 
+# Operations that are refused like transitions but are not states of their own.
+NON_STATE_TARGETS = {"acknowledged": _("Acknowledged")}
+
 
 class InvalidTransition(Exception):
     """A state change that the incident's current state does not allow (API: 409)."""
@@ -19,6 +22,23 @@ class InvalidTransition(Exception):
     def __init__(self, current, target):
         self.current, self.target = current, target
         super().__init__(f"cannot go from {current} to {target}")
+
+    def message(self) -> str:
+        """The refusal in the reader's language, with state names as people read them."""
+        from django.utils.translation import gettext
+
+        def label(value):
+            if value in NON_STATE_TARGETS:
+                return str(NON_STATE_TARGETS[value])
+            try:
+                return str(IncidentState(value).label)
+            except ValueError:
+                return str(value)
+
+        return gettext("The incident is %(current)s; it cannot become %(target)s.") % {
+            "current": label(self.current),
+            "target": label(self.target),
+        }
 
 
 code_validator = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$", _("Letters, digits, '.', '_' and '-' only."))

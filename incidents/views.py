@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 from django.views.generic import DetailView, ListView
 
@@ -15,6 +16,13 @@ from . import permissions, workflow
 from .api.incident_filters import IncidentFilterSet
 from .choices import IncidentState, ResolutionMethod
 from .models import Incident, InvalidTransition
+
+ACTION_DONE = {
+    "acknowledge": gettext_lazy("Incident #%(id)s acknowledged."),
+    "resolve": gettext_lazy("Incident #%(id)s resolved."),
+    "escalate": gettext_lazy("Incident #%(id)s escalated."),
+    "close": gettext_lazy("Incident #%(id)s closed."),
+}
 
 ACTIONS = {
     "acknowledge": workflow.acknowledge,
@@ -96,10 +104,7 @@ def incident_action(request, pk, action):
     try:
         ACTIONS[action](incident, **kwargs)
     except InvalidTransition as exc:
-        messages.error(
-            request,
-            _("The incident is %(current)s; it cannot be %(target)s.") % {"current": exc.current, "target": exc.target},
-        )
+        messages.error(request, exc.message())
     else:
-        messages.success(request, _("Incident #%(id)s: %(action)s done.") % {"id": pk, "action": _(action)})
+        messages.success(request, ACTION_DONE[action] % {"id": pk})
     return redirect("incidents:detail", pk=pk)

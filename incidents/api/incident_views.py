@@ -24,7 +24,7 @@ from .incident_serializers import (
 def conflict(exc: InvalidTransition) -> Response:
     return error_response(
         "invalid_transition",
-        _("The incident is %(current)s; it cannot be %(target)s.") % {"current": exc.current, "target": exc.target},
+        exc.message(),
         status.HTTP_409_CONFLICT,
         state=str(exc.current),
     )
