@@ -62,7 +62,7 @@ run: setup
 	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
 test: install-dev
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto $(PYTEST_ARGS)
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
