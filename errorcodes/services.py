@@ -5,17 +5,26 @@ Other apps and the admin/API call these; they never write StatusCode rows direct
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from django.db import transaction
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+from django.conf import settings
+from django.db import connections, router, transaction
+from django.db.models import AutoField
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .choices import Category, Family, Level, LevelSource, Severity
 from .models import StatusCode
 
 TEXT_FIELDS = ("message", "explanation", "recommended_action")
 BATCH_SIZE = 1000
+# Choices are looked up once per record; Django's enum `.values` rebuilds its list on every access.
+_FAMILIES = frozenset(Family.values)
+_CATEGORIES = frozenset(Category.values)
+_SEVERITIES = frozenset(Severity.values)
+_LEVELS = frozenset(Level.values)
 
 
 @dataclass
@@ -75,51 +84,55 @@ class InvalidRecord(ValueError):
 
 def validate_record(record: CodeRecord) -> CodeRecord:
     """Normalise a record in place; raise InvalidRecord with a reason a person understands."""
-    family = Family.normalise(record.family)
+    raw_family = record.family
+    family = (
+        str(raw_family) if isinstance(raw_family, str) and raw_family in _FAMILIES else Family.normalise(raw_family)
+    )
     if family is None:
-        raise InvalidRecord(f"unknown family {record.family!r}")
+        raise InvalidRecord(_("unknown family %(family)r") % {"family": record.family})
     record.family = family
     code = record.code
     if isinstance(code, str):
         code = code.strip()
         if not code:
-            raise InvalidRecord("no code")
-        if not code.isdigit():
-            raise InvalidRecord(f"code {code!r} is not a number")
+            raise InvalidRecord(_("no code"))
+        if not (code.isascii() and code.isdigit()):
+            raise InvalidRecord(_("code %(code)r is not a number") % {"code": code})
         code = int(code)
     if code is None:
-        raise InvalidRecord("no code")
+        raise InvalidRecord(_("no code"))
     if isinstance(code, float):
         if not code.is_integer():
-            raise InvalidRecord(f"code {code!r} is not a whole number")
+            raise InvalidRecord(_("code %(code)r is not a whole number") % {"code": code})
         code = int(code)
     if not isinstance(code, int) or isinstance(code, bool) or code < 0:
-        raise InvalidRecord(f"code {record.code!r} is not a non-negative number")
+        raise InvalidRecord(_("code %(code)r is not a non-negative number") % {"code": record.code})
     record.code = code
-    record.message = " ".join((record.message or "").split())
+    record.message = " ".join(str(record.message or "").split())
     if not record.message:
-        raise InvalidRecord("empty message")
-    if len(record.message) > StatusCode._meta.get_field("message").max_length:
-        raise InvalidRecord("message longer than 500 characters")
-    record.explanation = (record.explanation or "").strip()
-    record.recommended_action = (record.recommended_action or "").strip()
+        raise InvalidRecord(_("empty message"))
+    limit = StatusCode._meta.get_field("message").max_length
+    if len(record.message) > limit:
+        raise InvalidRecord(_("message longer than %(limit)d characters") % {"limit": limit})
+    record.explanation = str(record.explanation or "").strip()
+    record.recommended_action = str(record.recommended_action or "").strip()
     if record.category in ("", None):
         record.category = None
-    elif record.category not in Category.values:
-        raise InvalidRecord(f"unknown category {record.category!r}")
+    elif not isinstance(record.category, str) or record.category not in _CATEGORIES:
+        raise InvalidRecord(_("unknown category %(category)r") % {"category": record.category})
     if record.severity in ("", None):
         record.severity = None
-    elif record.severity not in Severity.values:
-        raise InvalidRecord(f"unknown severity {record.severity!r}")
+    elif not isinstance(record.severity, str) or record.severity not in _SEVERITIES:
+        raise InvalidRecord(_("unknown severity %(severity)r") % {"severity": record.severity})
     if record.level in ("", None):
         record.level = None
     else:
         try:
             level = int(record.level)
         except (TypeError, ValueError):
-            raise InvalidRecord(f"level {record.level!r} is not 0, 1, 2 or 3") from None
-        if level not in Level.values:
-            raise InvalidRecord(f"level {record.level!r} is not 0, 1, 2 or 3")
+            raise InvalidRecord(_("level %(level)r is not 0, 1, 2 or 3") % {"level": record.level}) from None
+        if level not in _LEVELS:
+            raise InvalidRecord(_("level %(level)r is not 0, 1, 2 or 3") % {"level": record.level})
         record.level = level
     return record
 
@@ -215,9 +228,11 @@ def upsert_status_codes(
             # A later duplicate completes the earlier one (extractions repeat a code
             # across page breaks); it does not count twice.
             first = valid[key]
-            for name in (*TEXT_FIELDS, "category", "severity", "level", "level_reason", "source"):
+            for name in (*TEXT_FIELDS, "category", "severity", "level_reason", "source"):
                 if not getattr(first, name) and getattr(record, name):
                     setattr(first, name, getattr(record, name))
+            if first.level is None and record.level is not None:  # level 0 is a decision, not a gap
+                first.level = record.level
             continue
         valid[key] = record
 
@@ -283,42 +298,164 @@ def upsert_status_codes(
 
     if dry_run:
         return result
-    update_fields = [
-        *TEXT_FIELDS,
-        "category",
-        "severity",
-        "level",
-        "confidence",
-        "classification_reason",
-        "level_source",
-        "typical_resolution_minutes",
-        "source",
-        "updated_at",
-    ]
     with transaction.atomic():
-        for start in range(0, len(to_create), BATCH_SIZE):
-            bulk_create_with_history(
-                to_create[start : start + BATCH_SIZE],
-                StatusCode,
-                batch_size=BATCH_SIZE,
-                default_user=user,
-                default_change_reason=change_reason,
-            )
+        if to_create:
+            _create_with_history(to_create, user=user, change_reason=change_reason)
         if to_update:
-            from django.utils import timezone
-
-            now = timezone.now()
-            for obj in to_update:
-                obj.updated_at = now
-            bulk_update_with_history(
-                to_update,
-                StatusCode,
-                update_fields,
-                batch_size=BATCH_SIZE,
-                default_user=user,
-                default_change_reason=change_reason,
-            )
+            _update_with_history(to_update, UPDATE_FIELDS, user=user, change_reason=change_reason)
+    if level_source == LevelSource.CURATOR and (to_create or to_update):
+        _forget_classifier()  # new curated examples: the next classification learns from them
     return result
+
+
+UPDATE_FIELDS = (
+    *TEXT_FIELDS,
+    "category",
+    "severity",
+    "level",
+    "confidence",
+    "classification_reason",
+    "level_source",
+    "typical_resolution_minutes",
+    "source",
+)
+
+# The write helpers below produce the same rows as simple_history's bulk_create_with_history and
+# bulk_update_with_history, with plain multi-row INSERTs and executemany UPDATEs of prepared
+# values. Measured on 10,000 codes with SQLite (bench/import_bench.py): the ORM's per-value SQL
+# compilation made creating them and their history take about 3.8 s, and bulk_update's
+# CASE WHEN statements made updating them take about 40 s; here it is 0.7 s and 0.9 s.
+
+
+def _create_with_history(objs: list[StatusCode], *, user, change_reason: str) -> None:
+    """Insert new codes and their "+" history rows."""
+    using = router.db_for_write(StatusCode)
+    now = timezone.now()
+    for obj in objs:
+        obj.created_at = obj.updated_at = now
+    _insert_rows(StatusCode, objs, using=using)
+    # Re-read the ids rather than trusting RETURNING order, which SQL does not promise.
+    ids: dict[tuple[str, int], int] = {}
+    codes_by_family: dict[str, list[int]] = defaultdict(list)
+    for obj in objs:
+        codes_by_family[obj.family].append(obj.code)
+    for family, codes in codes_by_family.items():
+        for start in range(0, len(codes), 5000):
+            rows = StatusCode.objects.using(using).filter(family=family, code__in=codes[start : start + 5000])
+            ids.update(((family, code), pk) for code, pk in rows.values_list("code", "pk"))
+    for obj in objs:
+        obj.pk = ids[obj.key]
+        obj._state.adding = False
+        obj._state.db = using
+    _insert_history(objs, "+", user=user, change_reason=change_reason, date=now, using=using)
+
+
+def _update_with_history(objs: list[StatusCode], fields: Iterable[str], *, user, change_reason: str) -> None:
+    """Write the given fields (and updated_at) of existing codes, with a "~" history row each."""
+    using = router.db_for_write(StatusCode)
+    connection = connections[using]
+    now = timezone.now()
+    for obj in objs:
+        obj.updated_at = now
+    meta = StatusCode._meta
+    columns = [meta.get_field(name) for name in (*fields, "updated_at")]
+    quote = connection.ops.quote_name
+    sql = "UPDATE {} SET {} WHERE {} = %s".format(
+        quote(meta.db_table), ", ".join(f"{quote(f.column)} = %s" for f in columns), quote(meta.pk.column)
+    )
+    prepared = [(f.attname, _preparer(f, connection)) for f in (*columns, meta.pk)]
+    with connection.cursor() as cursor:
+        for start in range(0, len(objs), BATCH_SIZE):
+            params = [
+                [prepare(getattr(obj, name)) for name, prepare in prepared] for obj in objs[start : start + BATCH_SIZE]
+            ]
+            _executemany(connection, cursor, sql, params)
+    _insert_history(objs, "~", user=user, change_reason=change_reason, date=now, using=using)
+
+
+def _executemany(connection, cursor, sql: str, params: list) -> None:
+    """executemany, but with psycopg2 in batches of statements: its executemany makes one round
+    trip per row, about 0.4 ms each here, which made updating 10,000 codes take 4 s."""
+    if connection.vendor == "postgresql":
+        try:
+            from psycopg2.extras import execute_batch
+        except ImportError:
+            pass  # psycopg 3 pipelines executemany itself
+        else:
+            if type(cursor.cursor).__module__.startswith("psycopg2"):
+                execute_batch(cursor.cursor, sql, params, page_size=250)
+                return
+    cursor.executemany(sql, params)
+
+
+def _insert_history(objs: list[StatusCode], history_type: str, *, user, change_reason: str, date, using: str) -> None:
+    if not objs or not getattr(settings, "SIMPLE_HISTORY_ENABLED", True):
+        return
+    history_model = StatusCode.history.model
+    tracked = [f.attname for f in history_model.tracked_fields]
+    history_user = user if user is not None else history_model.get_default_history_user(objs[0])
+    common = {
+        "history_date": date,
+        history_model._meta.get_field("history_user").attname: getattr(history_user, "pk", None),
+        "history_change_reason": change_reason,
+        "history_type": history_type,
+    }
+    # Plain dicts, not HistoricalStatusCode instances: the rows only travel to the INSERT.
+    rows = [{**common, **{name: getattr(obj, name) for name in tracked}} for obj in objs]
+    _insert_rows(history_model, rows, using=using)
+
+
+_AS_IS_TYPES = {
+    "CharField": (str,),
+    "TextField": (str,),
+    "IntegerField": (int,),
+    "SmallIntegerField": (int,),
+    "BigIntegerField": (int,),
+    "AutoField": (int,),
+    "BigAutoField": (int,),
+    "PositiveIntegerField": (int,),
+    "PositiveSmallIntegerField": (int,),
+    "PositiveBigIntegerField": (int,),
+    "FloatField": (float, int),
+    "BooleanField": (bool,),
+}
+
+
+def _preparer(field, connection) -> Callable:
+    """Values of plain types go to the driver as they are; the field prepares anything else
+    (dates, lazy strings, model instances) exactly as the ORM would."""
+    as_is = _AS_IS_TYPES.get(field.get_internal_type(), ())
+    prepare = field.get_db_prep_save
+    return lambda value: value if value is None or type(value) in as_is else prepare(value, connection)
+
+
+def _insert_rows(model, rows: list, *, using: str) -> None:
+    """INSERT rows without their auto id, in statements the backend accepts.
+
+    `rows` are model instances, or dicts of attname -> value where a missing field takes its default.
+    """
+    if not rows:
+        return
+    connection = connections[using]
+    fields = [f for f in model._meta.concrete_fields if not isinstance(f, AutoField) and not f.generated]
+    if isinstance(rows[0], dict):
+        defaults = {f.attname: f.get_default() for f in fields if f.has_default() or f.null}
+        getters = [lambda row, name=f.attname: row[name] if name in row else defaults[name] for f in fields]
+    else:
+        getters = [lambda obj, name=f.attname: getattr(obj, name) for f in fields]
+    pairs = list(zip(getters, [_preparer(f, connection) for f in fields], strict=True))
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    batch = max(1, min(BATCH_SIZE, connection.ops.bulk_batch_size(fields, rows)))
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
+            params = [prepare(get(row)) for row in chunk for get, prepare in pairs]
+            cursor.execute(
+                f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES {', '.join([row_sql] * len(chunk))}",
+                params,
+            )
 
 
 def set_level(codes: Iterable[StatusCode], *, level: int, reason: str, user) -> int:
@@ -364,14 +501,13 @@ def reclassify(codes: Iterable[StatusCode], *, include_imported: bool = False, u
         else:
             counts["unchanged"] += 1
     if changed:
-        bulk_update_with_history(
-            changed,
-            StatusCode,
-            ["level", "confidence", "classification_reason", "level_source", "category"],
-            batch_size=BATCH_SIZE,
-            default_user=user,
-            default_change_reason="re-classified",
-        )
+        with transaction.atomic():
+            _update_with_history(
+                changed,
+                ["level", "confidence", "classification_reason", "level_source", "category"],
+                user=user,
+                change_reason="re-classified",
+            )
     return counts
 
 
