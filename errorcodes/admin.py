@@ -173,7 +173,7 @@ class StatusCodeAdmin(ExportMixin, SimpleHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         obj._history_user = request.user
-        if any(name in form.changed_data for name in services.TEXT_FIELDS):
+        if any(name in form.changed_data for name in services.CURATED_FIELDS):
             obj.curated_text = True
         if form.level_decided:
             # One save through the service: the level, its reason and the other edits

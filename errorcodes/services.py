@@ -19,6 +19,8 @@ from .choices import Category, Family, Level, LevelSource, Severity
 from .models import StatusCode
 
 TEXT_FIELDS = ("message", "explanation", "recommended_action")
+# What a curator's edit protects from later imports: the words and how the code is filed.
+CURATED_FIELDS = (*TEXT_FIELDS, "category", "severity")
 BATCH_SIZE = 1000
 # Choices are looked up once per record; Django's enum `.values` rebuilds its list on every access.
 _FAMILIES = frozenset(Family.values)
@@ -174,10 +176,10 @@ def _merge(obj: StatusCode, record: CodeRecord, *, curator_owned: bool, given_le
             continue  # a curator's words are never overwritten; gaps may be filled
         setattr(obj, name, new)
         changed = text_changed = True
-    if record.category and record.category != obj.category and not curator_owned:
+    if record.category and record.category != obj.category and not protect_text:
         obj.category = record.category
         changed = True
-    if record.severity and record.severity != obj.severity and not curator_owned:
+    if record.severity and record.severity != obj.severity and not protect_text:
         obj.severity = record.severity
         changed = True
     if record.typical_resolution_minutes is not None and obj.typical_resolution_minutes is None:
@@ -494,7 +496,9 @@ def reclassify(codes: Iterable[StatusCode], *, include_imported: bool = False, u
             counts["skipped_import"] += 1
             continue
         before = (obj.level, obj.confidence, obj.classification_reason, obj.level_source)
-        _apply_classification(obj, classifier, keep_category=obj.category != Category.OTHER, keep_severity=True)
+        _apply_classification(
+            obj, classifier, keep_category=obj.category != Category.OTHER or obj.curated_text, keep_severity=True
+        )
         if (obj.level, obj.confidence, obj.classification_reason, obj.level_source) != before:
             changed.append(obj)
             counts["changed"] += 1

@@ -7,7 +7,7 @@ from rest_framework.reverse import reverse
 
 from ..choices import Category, Family, Level, LevelSource, Severity
 from ..models import StatusCode
-from ..services import TEXT_FIELDS, set_level
+from ..services import CURATED_FIELDS, set_level
 
 REASON_MAX_LENGTH = 1000
 # Long enough for any vendor explanation, short enough that nobody posts a log file.
@@ -109,7 +109,7 @@ class StatusCodeUpdateSerializer(serializers.ModelSerializer):
             if getattr(instance, name) != value:
                 setattr(instance, name, value)
                 changed = True
-                if name in TEXT_FIELDS:
+                if name in CURATED_FIELDS:
                     # Imports fill gaps but never overwrite a curator's words from now on.
                     instance.curated_text = True
         if level_decision:

@@ -647,3 +647,20 @@ def test_a_concurrent_import_of_the_same_codes_asks_to_run_again(monkeypatch):
 
     with pytest.raises(CommandError, match="at the same time; nothing was saved, run again"):
         run(EXTRACTION)
+
+
+def test_curator_category_edit_survives_reimport_and_reclassification(curator_client):
+    from errorcodes.services import reclassify
+
+    make_status_code(code=4242, message="disk pool is full", category="other", level_source=LevelSource.CLASSIFIER)
+    response = curator_client.patch(
+        "/api/v1/status-codes/netbackup/4242/", {"category": "disk_storage", "severity": "critical"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    upsert_status_codes(
+        [CodeRecord(family="netbackup", code=4242, message="disk pool is full", category="media", severity="warning")]
+    )
+    reclassify(StatusCode.objects.filter(code=4242))
+    row = code("netbackup", 4242)
+    assert (row.category, row.severity) == ("disk_storage", "critical")
+    assert row.curated_text
