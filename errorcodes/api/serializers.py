@@ -164,19 +164,15 @@ class StatisticsSerializer(serializers.Serializer):
     by_level_source = CountBucketSerializer(many=True)
 
 
-class ClassifyRequestSerializer(serializers.Serializer):
-    family = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        allow_null=True,
-        help_text=_("Family slug, e.g. netbackup or media_manager; codes mean different things per family"),
-    )
-    code = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=2**31 - 1)
-    message = serializers.CharField(max_length=StatusCode._meta.get_field("message").max_length)
-    explanation = serializers.CharField(required=False, allow_blank=True, max_length=CLASSIFY_TEXT_MAX_LENGTH)
-    recommended_action = serializers.CharField(required=False, allow_blank=True, max_length=CLASSIFY_TEXT_MAX_LENGTH)
+class FamilyField(serializers.CharField):
+    """An optional status-code family: slug or a common spelling ("Media Manager"); blank means none."""
 
-    def validate_family(self, value):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        super().__init__(allow_blank=True, allow_null=True, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
         if value in (None, ""):
             return None
         family = Family.normalise(value)
@@ -188,6 +184,16 @@ class ClassifyRequestSerializer(serializers.Serializer):
                 code="invalid_choice",
             )
         return family
+
+
+class ClassifyRequestSerializer(serializers.Serializer):
+    family = FamilyField(
+        help_text=_("Family slug, e.g. netbackup or media_manager; codes mean different things per family"),
+    )
+    code = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=2**31 - 1)
+    message = serializers.CharField(max_length=StatusCode._meta.get_field("message").max_length)
+    explanation = serializers.CharField(required=False, allow_blank=True, max_length=CLASSIFY_TEXT_MAX_LENGTH)
+    recommended_action = serializers.CharField(required=False, allow_blank=True, max_length=CLASSIFY_TEXT_MAX_LENGTH)
 
 
 class StoredLevelSerializer(serializers.Serializer):

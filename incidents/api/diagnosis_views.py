@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
-from errorcodes.choices import Family
+from errorcodes.api.serializers import FamilyField
 
 from ..diagnosis import diagnose
 from ..permissions import customers_for
@@ -23,10 +23,7 @@ class DiagnoseSerializer(serializers.Serializer):
         max_length=MAX_TEXT_LENGTH,
         help_text=_("Job details, a try-log or an e-mail, in English or Korean. Required unless code is given."),
     )
-    family = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        allow_null=True,
+    family = FamilyField(
         help_text=_("Status-code family, e.g. netbackup or media_manager; read from the text when absent"),
     )
     code = serializers.IntegerField(
@@ -38,19 +35,6 @@ class DiagnoseSerializer(serializers.Serializer):
         allow_null=True,
         help_text=_("Customer code: that customer's past incidents come first among the similar ones"),
     )
-
-    def validate_family(self, value):
-        if value in (None, ""):
-            return None
-        family = Family.normalise(value)
-        if family is None:
-            raise serializers.ValidationError(
-                gettext("Unknown family {value!r}; expected one of: {choices}.").format(
-                    value=value, choices=", ".join(Family.values)
-                ),
-                code="invalid_choice",
-            )
-        return family
 
     def validate_customer(self, value):
         if value in (None, ""):
