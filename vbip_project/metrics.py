@@ -7,6 +7,8 @@ process answers the same numbers and nothing is lost when a worker restarts.
 from django.db.models import Count
 from django.http import HttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from rest_framework.decorators import api_view, permission_classes, renderer_classes, throttle_classes
@@ -79,6 +81,11 @@ class CanReadMetrics(BasePermission):
         return bool(user and user.is_authenticated and (user.is_staff or user.has_perm("incidents.view_incident")))
 
 
+@extend_schema(
+    summary="Prometheus metrics",
+    responses={(200, "text/plain"): OpenApiTypes.STR},
+    description="Prometheus exposition format; staff or a token of a user who may view incidents.",
+)
 @api_view(["GET"])
 @permission_classes([CanReadMetrics])
 @renderer_classes([_PlainTextRenderer])
