@@ -24,7 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from benchdb import fresh_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,31 +125,6 @@ KIND_LABELS = {
     "codeless_typo": "code-less, misspelt message (fuzzy)",
     "email_ko": "Korean e-mail (code or message)",
 }
-
-
-def _fresh_postgres(url: str):
-    import psycopg2
-    from psycopg2 import sql
-
-    name = f"vbip_diag_bench_{os.getpid()}"
-    admin = psycopg2.connect(url)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    admin.close()
-
-    def drop():
-        from django.db import connections
-
-        connections.close_all()
-        conn = psycopg2.connect(url)
-        conn.autocommit = True
-        with conn.cursor() as cursor:
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.close()
-
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}")), drop
 
 
 def _timestamp(rng) -> str:
@@ -253,7 +229,7 @@ def main(argv=None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="vbip-diagnose-bench-"))
     drop = None
     if args.database_url.startswith(("postgres://", "postgresql://")):
-        database_url, drop = _fresh_postgres(args.database_url)
+        database_url, drop = fresh_postgres(args.database_url, "vbip_diag_bench")
         label = "PostgreSQL"
     else:
         database_url = args.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
