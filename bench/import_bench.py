@@ -26,7 +26,8 @@ import textwrap
 import time
 import tracemalloc
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from benchdb import fresh_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,32 +182,6 @@ def synthetic_extraction(count: int, seed: int = 7) -> dict:
     return {"error_codes": entries}
 
 
-def _fresh_postgres(url: str) -> tuple[str, callable]:
-    import psycopg2
-    from psycopg2 import sql
-
-    parts = urlsplit(url)
-    name = f"vbip_bench_{os.getpid()}"
-    admin = psycopg2.connect(url)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    admin.close()
-
-    def drop():
-        from django.db import connections
-
-        connections.close_all()
-        conn = psycopg2.connect(url)
-        conn.autocommit = True
-        with conn.cursor() as cursor:
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.close()
-
-    return urlunsplit(parts._replace(path=f"/{name}")), drop
-
-
 def _maxrss_mib() -> float:
     # Linux reports KiB, macOS bytes.
     scale = 1 if sys.platform == "darwin" else 1024
@@ -226,7 +201,7 @@ def main(argv=None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="vbip-import-bench-"))
     drop = None
     if args.database_url.startswith(("postgres://", "postgresql://")):
-        database_url, drop = _fresh_postgres(args.database_url)
+        database_url, drop = fresh_postgres(args.database_url, "vbip_bench")
         label = "PostgreSQL"
     else:
         database_url = args.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"

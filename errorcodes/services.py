@@ -5,6 +5,7 @@ Other apps and the admin/API call these; they never write StatusCode rows direct
 
 from __future__ import annotations
 
+import io
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -327,6 +328,7 @@ UPDATE_FIELDS = (
 # values. Measured on 10,000 codes with SQLite (bench/import_bench.py): the ORM's per-value SQL
 # compilation made creating them and their history take about 3.8 s, and bulk_update's
 # CASE WHEN statements made updating them take about 40 s; here it is 0.7 s and 0.9 s.
+# On PostgreSQL (psycopg2) the rows travel by COPY instead, see _copy_rows and _update_by_copy.
 
 
 def _create_with_history(objs: list[StatusCode], *, user, change_reason: str) -> None:
@@ -366,6 +368,9 @@ def _update_with_history(objs: list[StatusCode], fields: Iterable[str], *, user,
         quote(meta.db_table), ", ".join(f"{quote(f.column)} = %s" for f in columns), quote(meta.pk.column)
     )
     prepared = [(f.attname, _preparer(f, connection)) for f in (*columns, meta.pk)]
+    if _update_by_copy(connection, meta.db_table, [*columns, meta.pk], objs, prepared):
+        _insert_history(objs, "~", user=user, change_reason=change_reason, date=now, using=using)
+        return
     with connection.cursor() as cursor:
         for start in range(0, len(objs), BATCH_SIZE):
             params = [
@@ -373,6 +378,36 @@ def _update_with_history(objs: list[StatusCode], fields: Iterable[str], *, user,
             ]
             _executemany(connection, cursor, sql, params)
     _insert_history(objs, "~", user=user, change_reason=change_reason, date=now, using=using)
+
+
+def _update_by_copy(connection, table: str, columns: list, objs: list, prepared: list) -> bool:
+    """On PostgreSQL with psycopg2: COPY the new values into a temporary table and apply them
+    with one UPDATE ... FROM; False where that is not available.
+
+    Measured on 10,000 codes (bench/import_bench.py): the batched UPDATE statements took about
+    1.2 s, this about 0.5 s.
+    """
+    if connection.vendor != "postgresql":
+        return False
+    quote = connection.ops.quote_name
+    # pg_temp is this session's own schema: the name can never reach a real table.
+    staging = f"pg_temp.{quote(table + '_staged_update')}"
+    names = ", ".join(quote(f.column) for f in columns)
+    pk = quote(columns[-1].column)
+    pairs = [(lambda obj, name=name: getattr(obj, name), prepare) for name, prepare in prepared]
+    with connection.cursor() as cursor:
+        if not hasattr(cursor.cursor, "copy_expert"):  # psycopg 3 has a different COPY interface
+            return False
+        # A failure leaves the table behind only outside a transaction; the next call drops it.
+        cursor.execute(f"DROP TABLE IF EXISTS {staging}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {staging} AS SELECT {names} FROM {quote(table)} WITH NO DATA")
+        _copy_rows(connection, f"COPY {staging} ({names}) FROM STDIN", objs, pairs)
+        assignments = ", ".join(f"{quote(f.column)} = staged.{quote(f.column)}" for f in columns[:-1])
+        cursor.execute(
+            f"UPDATE {quote(table)} SET {assignments} FROM {staging} AS staged WHERE {quote(table)}.{pk} = staged.{pk}"
+        )
+        cursor.execute(f"DROP TABLE {staging}")
+    return True
 
 
 def _executemany(connection, cursor, sql: str, params: list) -> None:
@@ -448,6 +483,8 @@ def _insert_rows(model, rows: list, *, using: str) -> None:
     pairs = list(zip(getters, [_preparer(f, connection) for f in fields], strict=True))
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
+    if _copy_rows(connection, f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN", rows, pairs):
+        return
     row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
     batch = max(1, min(BATCH_SIZE, connection.ops.bulk_batch_size(fields, rows)))
     with connection.cursor() as cursor:
@@ -458,6 +495,51 @@ def _insert_rows(model, rows: list, *, using: str) -> None:
                 f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES {', '.join([row_sql] * len(chunk))}",
                 params,
             )
+
+
+def _copy_text(text: str) -> str:
+    # COPY's text format escapes a backslash, tab, newline or carriage return inside a value.
+    # Chained replace() is several times faster than str.translate() here.
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _copy_value(value) -> str:
+    if value is None:
+        return "\\N"
+    kind = type(value)
+    if kind is str:
+        return _copy_text(value)
+    if kind is bool:
+        return "t" if value else "f"
+    if kind is int or kind is float:
+        return repr(value)
+    # Dates and times print in ISO form with their offset, which PostgreSQL reads back unchanged.
+    return _copy_text(str(value))
+
+
+def _copy_rows(connection, sql: str, rows: list, pairs: list) -> bool:
+    """Load rows with COPY FROM STDIN when the connection is psycopg2 on PostgreSQL; False otherwise.
+
+    Measured on 10,000 codes (bench/import_bench.py): writing the codes and their history with
+    multi-row INSERTs took about 2.2 s, most of it the server parsing 20,000-value statements;
+    with COPY it takes about 0.7 s, Python's formatting included.
+    """
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        if not hasattr(raw, "copy_expert"):  # psycopg 3 has a different COPY interface
+            return False
+        # One COPY per batch keeps the text in memory small; the statements themselves are cheap.
+        for start in range(0, len(rows), BATCH_SIZE):
+            text = "".join(
+                "\t".join([_copy_value(prepare(get(row))) for get, prepare in pairs]) + "\n"
+                for row in rows[start : start + BATCH_SIZE]
+            )
+            # A raw-cursor call: without this a unique violation would not arrive as Django's IntegrityError.
+            with connection.wrap_database_errors:
+                raw.copy_expert(sql, io.StringIO(text), size=1 << 20)
+    return True
 
 
 def set_level(codes: Iterable[StatusCode], *, level: int, reason: str, user) -> int:

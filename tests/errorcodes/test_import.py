@@ -665,3 +665,17 @@ def test_curator_category_edit_survives_reimport_and_reclassification(curator_cl
     row = code("netbackup", 4242)
     assert (row.category, row.severity) == ("disk_storage", "critical")
     assert row.curated_text
+
+
+def test_awkward_characters_survive_create_update_and_history():
+    # PostgreSQL writes go through COPY, where backslashes, tabs and newlines are escapes.
+    nasty = "path C:\\Program Files\\Veritas \\N tab\there\r\nline two ■ 한국어 \\."
+    upsert_status_codes([CodeRecord(family="netbackup", code=4343, message="odd text", explanation=nasty)])
+    row = code("netbackup", 4343)
+    assert row.explanation == nasty.strip()
+    changed = nasty + " (revised)"
+    upsert_status_codes([CodeRecord(family="netbackup", code=4343, message="odd text", explanation=changed)])
+    row = code("netbackup", 4343)
+    assert row.explanation == changed.strip()
+    explanations = list(row.history.order_by("history_id").values_list("explanation", flat=True))
+    assert explanations == [nasty.strip(), changed.strip()]
