@@ -32,8 +32,8 @@ def test_engineer_signs_in_sees_own_incidents_and_acknowledges(page, live_server
 
     page.click(f"a[href='/incidents/{engineer_world['inc_a'].pk}/']")
     page.fill("form[action$='/acknowledge/'] input[name=reason]", "taking this one")
-    page.click("form[action$='/acknowledge/'] button")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("form[action$='/acknowledge/'] button")
     assert "taking this one" in page.locator("table").first.inner_text()
     assert IncidentEvent.objects.filter(incident=engineer_world["inc_a"], verb="acknowledged").exists()
     # the acknowledge form is gone once acknowledged
@@ -44,6 +44,7 @@ def test_language_switch_to_korean(page, live_server, engineer_world):
     sign_in(page, live_server, "eng_a")
     page.goto(f"{live_server.url}/incidents/")
     page.select_option("select[name=language]", "ko")
-    page.wait_for_load_state()
+    # The form posts on change and redirects back: wait for the page that comes back in Korean.
+    page.wait_for_selector("html[lang=ko]", state="attached")
     assert page.locator("html").get_attribute("lang") == "ko"
     assert "인시던트" in page.locator("h1").inner_text()
