@@ -29,35 +29,6 @@ from benchdb import fresh_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SUBJECTS = [
-    "client",
-    "media server",
-    "storage unit",
-    "disk pool",
-    "volume pool",
-    "policy",
-    "schedule",
-    "catalog image",
-    "snapshot",
-    "backup image",
-    "database agent",
-    "certificate",
-    "host name",
-    "socket",
-    "network connection",
-    "deduplication pool",
-    "storage lifecycle policy",
-    "cloud storage server",
-    "virtual machine",
-    "file list",
-    "license",
-    "Kubernetes namespace",
-    "bpcd daemon",
-    "credentials",
-    "media ID",
-    "tape drive",
-    "robotic library",
-]
 PROBLEMS = [
     "could not be reached",
     "timed out",
@@ -117,6 +88,7 @@ CATEGORY_OF_SUBJECT = {
     "tape drive": "tape_hardware",
     "robotic library": "tape_hardware",
 }
+SUBJECTS = list(CATEGORY_OF_SUBJECT)
 PROCESSES = ["bpbrm", "bptm", "bpbkar", "nbjm", "bpdbm", "bpcd"]
 KIND_LABELS = {
     "log": "job log / try-log with a status",
