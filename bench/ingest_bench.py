@@ -41,6 +41,10 @@ import psycopg2
 from psycopg2.extras import execute_values
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.incidents.nbjobs import build_job_attributes, iso  # noqa: E402  (after the path above)
+
 PYTHON = sys.executable
 CODES = [58, 96, 13, 2074, 156, 84, 24, 6, 71, 25]  # failure statuses the fingerprints cycle through
 CUSTOMER, HOSTNAME = "BENCH", "nbu01.bench.local"
@@ -62,92 +66,18 @@ def parse_args():
 # --------------------------------------------------------------------------- data
 
 
-def nb_time(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def make_attributes(job_id: int, status: int, client: str, policy: str, schedule: str, ended: datetime) -> dict:
-    """The vendor job schema's attribute set, with plausible values."""
-    started = ended - timedelta(minutes=7)
-    return {
-        "jobId": job_id,
-        "parentJobId": job_id,
-        "acceleratorOptimization": 0,
-        "activeElapsedTime": "PT7M",
-        "activeProcessId": 20000 + job_id % 5000,
-        "activeTryStartTime": nb_time(started),
-        "applicationType": "NONE",
-        "auditDomainName": "",
-        "auditDomainType": 0,
-        "auditUserName": "",
-        "assetID": "",
-        "assetDisplayableName": "",
-        "workloadDisplayName": "",
-        "backupId": f"{client}_{int(started.timestamp())}" if status == 0 else "",
-        "childCount": 0,
-        "clientName": client,
-        "compression": 0,
-        "compressionSpaceRatio": 0,
-        "controlHost": "media01.bench.local",
-        "copyNumber": 1,
-        "currentFile": "",
-        "currentOperation": 0,
-        "dataMovement": "STANDARD",
-        "dteMode": "OFF",
-        "dedupRatio": 0,
-        "dedupSpaceRatio": 0,
-        "destinationMediaId": "",
-        "destinationStorageUnitName": "stu_msdp01",
-        "destinationMediaServerName": "media01.bench.local",
-        "dumpHost": "",
-        "elapsedTime": "PT7M",
-        "endTime": nb_time(ended),
-        "estimatedFiles": 1200,
-        "frozenImage": 0,
-        "instanceDatabaseName": "",
-        "jobGroup": "root",
-        "jobOwner": "root",
-        "jobPath": str(job_id),
-        "jobQueueReason": 0,
-        "jobQueueResource": "",
-        "jobSubType": "SCHEDULED",
-        "jobType": "BACKUP",
-        "cancellable": 0,
-        "kilobytesDataTransferred": 0 if status else 524288,
-        "kilobytesToTransfer": 0,
-        "kilobytesTransferred": 0 if status else 524288,
-        "lastUpdateTime": nb_time(ended + timedelta(seconds=1)),
-        "mainProcessId": 0,
-        "numberOfFiles": 0 if status else 1200,
-        "numberOfTapeToEject": 0,
-        "offHostType": "STANDARD",
-        "percentComplete": 100 if status == 0 else 0,
-        "policyName": policy,
-        "policyType": "STANDARD",
-        "priority": 0,
-        "profileName": "",
-        "restartable": 1,
-        "restoreBackupIDs": "",
-        "resumable": 0,
-        "retentionLevel": 1,
-        "robotName": "",
-        "scheduleName": schedule,
-        "scheduleType": "FULL_BACKUP",
-        "sessionId": 0,
-        "sourceMediaId": "",
-        "sourceMediaServerName": "",
-        "sourceStorageUnitName": "",
-        "startTime": nb_time(started),
-        "state": "DONE",
-        "status": status,
-        "streamNumber": 0,
-        "submissionType": 0,
-        "suspendable": 0,
-        "transferRate": 0 if status else 1248,
-        "transportType": "LAN",
-        "try": 1 if status == 0 else 2,
-        "vaultName": "",
-    }
+    """The vendor job schema's attribute set (the same builder the tests' fake NetBackup uses)."""
+    return build_job_attributes(
+        job_id,
+        status=status,
+        client=client,
+        policy=policy,
+        schedule=schedule,
+        updated=ended + timedelta(seconds=1),
+        endTime=iso(ended),
+        parentJobId=job_id,
+    )
 
 
 def make_resources(args) -> tuple[list[dict], set[tuple]]:

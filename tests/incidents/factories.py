@@ -11,12 +11,13 @@ Keep these simple and stable: other test modules import them.
 """
 
 import itertools
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 from django.utils import timezone
 
 from incidents.jobdata import JobData
 from incidents.models import BackupServer, Customer
+from tests.incidents.nbjobs import build_job_attributes, iso, job_resource
 
 _job_ids = itertools.count(500_000)
 
@@ -64,7 +65,7 @@ def make_job_payload(server: BackupServer | None = None, /, **overrides) -> dict
 
 def nb_time(value) -> str:
     """NetBackup's UTC timestamp format."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso(value)
 
 
 def make_netbackup_job(job_id: int | None = None, **attributes) -> dict:
@@ -75,97 +76,9 @@ def make_netbackup_job(job_id: int | None = None, **attributes) -> dict:
     """
     job_id = next_job_id() if job_id is None else job_id
     now = timezone.now()
-    started = now - timedelta(minutes=6)
-    values = {
-        "jobId": job_id,
-        "parentJobId": job_id,
-        "acceleratorOptimization": 0,
-        "activeElapsedTime": "PT6M",
-        "activeProcessId": 31337,
-        "activeTryStartTime": nb_time(started),
-        "applicationType": "NONE",
-        "auditDomainName": "",
-        "auditDomainType": 0,
-        "auditUserName": "",
-        "assetID": "",
-        "assetDisplayableName": "",
-        "workloadDisplayName": "",
-        "backupId": "",
-        "childCount": 0,
-        "clientName": "web01",
-        "compression": 0,
-        "compressionSpaceRatio": 0,
-        "controlHost": "media01",
-        "copyNumber": 1,
-        "currentFile": "",
-        "currentOperation": 0,
-        "dataMovement": "STANDARD",
-        "dteMode": "OFF",
-        "dedupRatio": 0,
-        "dedupSpaceRatio": 0,
-        "destinationMediaId": "",
-        "destinationStorageUnitName": "stu_disk01",
-        "destinationMediaServerName": "media01",
-        "dumpHost": "",
-        "elapsedTime": "PT6M",
-        "endTime": nb_time(now),
-        "estimatedFiles": 0,
-        "frozenImage": 0,
-        "instanceDatabaseName": "",
-        "jobGroup": "root",
-        "jobOwner": "root",
-        "jobPath": str(job_id),
-        "jobQueueReason": 0,
-        "jobQueueResource": "",
-        "jobSubType": "SCHEDULED",
-        "jobType": "BACKUP",
-        "cancellable": 0,
-        "kilobytesDataTransferred": 0,
-        "kilobytesToTransfer": 0,
-        "kilobytesTransferred": 0,
-        "lastUpdateTime": nb_time(now),
-        "mainProcessId": 0,
-        "numberOfFiles": 0,
-        "numberOfTapeToEject": 0,
-        "offHostType": "STANDARD",
-        "percentComplete": 0,
-        "policyName": "FS_Daily",
-        "policyType": "STANDARD",
-        "priority": 0,
-        "profileName": "",
-        "restartable": 1,
-        "restoreBackupIDs": "",
-        "resumable": 0,
-        "retentionLevel": 1,
-        "robotName": "",
-        "scheduleName": "Full",
-        "scheduleType": "FULL_BACKUP",
-        "sessionId": 0,
-        "sourceMediaId": "",
-        "sourceMediaServerName": "",
-        "sourceStorageUnitName": "",
-        "startTime": nb_time(started),
-        "state": "DONE",
-        "status": 58,
-        "streamNumber": 0,
-        "submissionType": 0,
-        "suspendable": 0,
-        "transferRate": 0,
-        "transportType": "LAN",
-        "try": 1,
-        "vaultName": "",
-    }
+    values = build_job_attributes(job_id, updated=now, endTime=iso(now))
     values.update(attributes)
-    return {
-        "links": {
-            "self": {"href": f"/admin/jobs/{job_id}"},
-            "try-logs": {"href": f"https://nbu01.example.test:1556/netbackup/admin/jobs/{job_id}/try-logs"},
-        },
-        "type": "job",
-        "id": str(job_id),
-        "meta": {"page": {"cursor": str(job_id)}},
-        "attributes": values,
-    }
+    return job_resource(values)
 
 
 def netbackup_body(*jobs: dict, next_cursor: str | None = None) -> dict:
