@@ -417,6 +417,14 @@ class IncidentEvent(models.Model):
         raise TypeError("incident events are append-only")
 
     @property
+    def changes(self) -> list[tuple[str, object, object]]:
+        """(field, before, after) for each field the event names, in a stable order."""
+        before = self.before if isinstance(self.before, dict) else {}
+        after = self.after if isinstance(self.after, dict) else {}
+        names = list(dict.fromkeys([*before, *after]))
+        return [(name, before.get(name), after.get(name)) for name in names]
+
+    @property
     def actor_label(self) -> str:
         if self.actor_id:
             return str(self.actor)

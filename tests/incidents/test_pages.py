@@ -102,3 +102,13 @@ def test_pages_render_in_korean(pages):
     body = client.get("/incidents/").content.decode()
     assert 'lang="ko"' in body
     assert "인시던트" in body
+
+
+def test_history_shows_each_changed_field(pages):
+    client = login(pages["engineer"])
+    pk = pages["inc_a"].pk
+    client.post(f"/incidents/{pk}/resolve/", {"reason": "freed media", "resolution": "expired old images"})
+    body = client.get(f"/incidents/{pk}/").content.decode()
+    assert "<code>state</code>: diagnosed → resolved" in body
+    assert "<code>resolution</code>:" in body
+    assert "expired old images" in body
