@@ -81,3 +81,17 @@ def test_invalid_settings_fail_at_start_naming_the_variable(env, variable):
 def test_valid_settings_start(tmp_path):
     returncode, stderr = _settings_error({"DATABASE_URL": f"sqlite:///{tmp_path}/x.db", "TIME_ZONE": "UTC"})
     assert returncode == 0, stderr
+
+
+def test_health_reports_the_task_queue(anon_client, db):
+    from incidents.tasks import poll_netbackup_servers
+
+    assert anon_client.get("/api/health/").json()["tasks"] == {
+        "ready": 0,
+        "running": 0,
+        "oldest_ready_age_seconds": None,
+    }
+    poll_netbackup_servers.enqueue(server_ids=[])
+    tasks = anon_client.get("/api/health/").json()["tasks"]
+    assert tasks["ready"] == 1
+    assert tasks["oldest_ready_age_seconds"] >= 0

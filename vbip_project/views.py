@@ -17,6 +17,7 @@ from rest_framework.response import Response
             "database": serializers.CharField(),
             "version": serializers.CharField(),
             "time": serializers.DateTimeField(),
+            "tasks": serializers.DictField(),
         },
     ),
     auth=[],
@@ -35,4 +36,20 @@ def health(request):
     except DatabaseError as exc:
         body.update(status="error", database="unreachable", error=exc.__class__.__name__)
         return Response(body, status=503)
+    body["tasks"] = _task_queue()
     return Response(body)
+
+
+def _task_queue() -> dict:
+    """Queue depth and the age of the oldest task that is due: a growing age means no worker runs."""
+    from django.db.models import Min
+    from django_tasks_db.models import DBTaskResult
+
+    now = timezone.now()
+    due = DBTaskResult.objects.ready()
+    oldest = due.aggregate(oldest=Min("enqueued_at"))["oldest"]
+    return {
+        "ready": due.count(),
+        "running": DBTaskResult.objects.running().count(),
+        "oldest_ready_age_seconds": round((now - oldest).total_seconds(), 1) if oldest else None,
+    }
