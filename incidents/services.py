@@ -27,7 +27,6 @@ which then finds the job stored.
 
 from __future__ import annotations
 
-import importlib.util
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +40,7 @@ from errorcodes.models import StatusCode
 from vbip_project.bulk import insert_rows, update_rows
 
 from .choices import IncidentState
+from .diagnosis import diagnose
 from .jobdata import JobData
 from .models import RECURRENCE_WINDOW, BackupJob, Incident, IncidentEvent, make_fingerprint
 from .parsers import UNFINISHED_STATES, rejection
@@ -617,24 +617,10 @@ def _diagnose(context: _Context, text: str, code: int) -> dict:
 
 
 def _run_diagnosis(context: _Context, text: str, code: int) -> dict:
-    if importlib.util.find_spec("incidents.diagnosis") is not None:
-        from .diagnosis import diagnose
-
-        try:
-            return diagnose(text, family=JOB_FAMILY, code=code, customer=context.customer)
-        except ValueError:
-            return {}  # a number the knowledge base cannot hold: an engineer looks at it undiagnosed
-    # Until the diagnosis module exists: the knowledge-base entry of the code is the diagnosis.
-    entry = context.knowledge.get((JOB_FAMILY, code))
-    if entry is None:
-        return {}
-    return {
-        "status_code": {"family": entry.family, "code": entry.code, "message": entry.message},
-        "level": entry.level,
-        "confidence": entry.confidence,
-        "reasons": [entry.classification_reason] if entry.classification_reason else [],
-        "recommended_actions": [entry.recommended_action] if entry.recommended_action else [],
-    }
+    try:
+        return diagnose(text, family=JOB_FAMILY, code=code, customer=context.customer)
+    except ValueError:
+        return {}  # a number the knowledge base cannot hold: an engineer looks at it undiagnosed
 
 
 def _open_incidents(context: _Context, new: list[_New], touched: dict[int, _Touch], now: datetime):
