@@ -1,8 +1,8 @@
 """Job ingestion (JSON and file uploads), the job list, and customer / server registration."""
 
-import json
 from collections import defaultdict
 
+import orjson
 from django.conf import settings
 from django.db.models.functions import Lower
 from django.utils.translation import gettext as _
@@ -31,11 +31,6 @@ from .ingest_serializers import (
     JobSerializer,
     ServerSerializer,
 )
-
-try:  # optional: parses job bodies faster than the json module
-    import orjson
-except ImportError:  # pragma: no cover
-    orjson = None
 
 # The multipart envelope and the small form fields around an uploaded file.
 MULTIPART_ALLOWANCE = 64 * 1024
@@ -77,7 +72,7 @@ def _read_json(request):
     if not raw.strip():
         raise ParseError(_("The request body is empty: send one job, a list of jobs or a NetBackup jobs body."))
     try:
-        return orjson.loads(raw) if orjson is not None else json.loads(raw)
+        return orjson.loads(raw)  # parses 1,000-job bodies faster than the json module
     except ValueError as exc:
         raise ParseError(_("The request body is not valid JSON: {error}").format(error=exc)) from None
 
