@@ -63,11 +63,6 @@ def make_job_payload(server: BackupServer | None = None, /, **overrides) -> dict
     return payload
 
 
-def nb_time(value) -> str:
-    """NetBackup's UTC timestamp format."""
-    return iso(value)
-
-
 def make_netbackup_job(job_id: int | None = None, **attributes) -> dict:
     """One `job` resource with the full attribute set of the vendor's job schema.
 
