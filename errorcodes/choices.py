@@ -76,14 +76,6 @@ class Level(models.IntegerChoices):
     APPROVAL = 2, _("2 · Engineer approval")
     ONSITE = 3, _("3 · On-site / vendor")
 
-    @property
-    def is_automatic(self) -> bool:
-        return self == Level.AUTOMATIC
-
-    @property
-    def needs_approval(self) -> bool:
-        return self == Level.APPROVAL
-
 
 class LevelSource(models.TextChoices):
     CLASSIFIER = "classifier", _("Classifier")

@@ -602,7 +602,3 @@ def _forget_classifier():
     from .classifier import reset_classifier
 
     reset_classifier()
-
-
-def lookup(family: str, code: int) -> StatusCode | None:
-    return StatusCode.objects.filter(family=family, code=code).first()

@@ -218,14 +218,6 @@ class BackupJob(models.Model):
     def __str__(self):
         return f"{self.server} job {self.job_id} (status {self.status})"
 
-    @property
-    def is_failure(self) -> bool:
-        return self.status is not None and self.status >= 2
-
-    @property
-    def is_partial(self) -> bool:
-        return self.status == 1
-
 
 def make_fingerprint(customer_id, server_id, client, policy, schedule, family, code) -> str:
     parts = [str(customer_id), str(server_id), client or "", policy or "", schedule or "", family or "", str(code)]
